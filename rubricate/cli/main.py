@@ -1,0 +1,84 @@
+"""`rubricate`: composes the commands and turns user-facing errors into a message and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from rubricate import __version__
+from rubricate.cli.stats import stats
+from rubricate.cli.steps import steps
+from rubricate.cli.verify import verify
+from rubricate.errors import EXIT_INTERRUPTED, EXIT_USAGE, RubricateError
+
+app = typer.Typer(
+    name="rubricate",
+    help="Turn LLM reasoning traces into the feedback a scalar reward leaves out, and into training "
+         "data for the methods that use it. Every command reads records (stdin by default) and writes "
+         "records (stdout by default), so commands compose in a shell pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+app.command()(steps)
+app.command()(verify)
+app.command()(stats)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rubricate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    pass
+
+
+def _debugging(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("RUBRICATE_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import click
+
+    argv = sys.argv[1:] if argv is None else argv
+    debug = _debugging(argv)
+    try:
+        app(args=argv, prog_name="rubricate", standalone_mode=False)
+    except RubricateError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        typer.secho(f"Error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            typer.secho(f"Hint: {exc.hint}", fg="yellow", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.secho("Interrupted.", fg="yellow", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from rubricate.cli import options as o
+
+
+def stats(
+    input: o.Input = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON for scripts.")] = False,
+    mapping: o.Map = None, preset: o.Preset = None, split: o.Split = None,
+    on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None, debug: o.Debug = False,
+) -> None:
+    """Summarise records: fields present, steps per trace, feedback kinds, outcome accuracy, errors."""
+    from rubricate.formats.write import Sink
+    from rubricate.pipeline import Summary, read_records
+    from rubricate.stats import Stats
+
+    opts = o.io_options(input, None, None, mapping, preset, split, on_error, rejects)
+    if on_error is o.OnError.skip and rejects is None:
+        from rubricate.errors import UsageError
+        raise UsageError("stats --on-error skip needs --rejects FILE")
+    collected, summary = Stats(), Summary(rejects_path=rejects)
+    sink = Sink(rejects) if rejects else None
+    try:
+        for record in read_records(opts, summary, sink):
+            collected.add(record)
+        if sink is not None:
+            sink.commit()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    collected.rejected = summary.rejected
+    result = collected.summary()
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        _render(result)
+
+
+def _render(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="rubricate stats", show_header=True, header_style="bold")
+    table.add_column("", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("", style="dim")
+    n = s["records"] or 1
+    table.add_row("records", str(s["records"]), f"{s['rejected']} rejected" if s["rejected"] else "")
+    for name, count in s["fields"].items():
+        table.add_row(f"  {name}", str(count), f"{100 * count / n:.1f}%")
+    q = s["steps_per_trace"]
+    if q["n"]:
+        table.add_row("steps per trace", f"{q['mean']}",
+                      f"min {q['min']}, median {q['median']}, max {q['max']} over {q['n']} traces")
+    for kind, count in s["feedback"].items():
+        errs = s["errors"].get(kind, 0)
+        table.add_row(f"feedback.{kind}", str(count), f"{errs} with error" if errs else "")
+    if "outcome" in s:
+        out = s["outcome"]
+        acc = "n/a" if out["accuracy"] is None else f"{100 * out['accuracy']:.1f}%"
+        table.add_row("outcome accuracy", acc,
+                      f"{out['correct']} correct, {out['incorrect']} incorrect, {out['undecided']} undecided")
+        if out["undecided_reasons"]:
+            table.add_row("  undecided", "", ", ".join(f"{k}: {v}" for k, v in out["undecided_reasons"].items()))
+        table.add_row("  answers by", "", ", ".join(f"{k}: {v}" for k, v in out["methods"].items()))
+    if "groups" in s:
+        g = s["groups"]
+        table.add_row("groups", str(g["groups"]),
+                      f"{g['groups_with_a_correct_rollout']} with a correct rollout, "
+                      f"{g['groups_all_incorrect']} all incorrect")
+    if s["meta_keys"]:
+        table.add_row("meta keys", str(len(s["meta_keys"])), ", ".join(list(s["meta_keys"])[:8]))
+    console.print(table)
