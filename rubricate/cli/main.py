@@ -45,17 +45,36 @@ def root(
     pass
 
 
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def _debugging(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("RUBRICATE_DEBUG", "") not in ("", "0")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # `kill`: unwind like Ctrl-C so outputs are aborted (temporary files removed), then exit 128+15.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    import click
+    import signal
 
     argv = sys.argv[1:] if argv is None else argv
     debug = _debugging(argv)
+    if threading_main():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
-        app(args=argv, prog_name="rubricate", standalone_mode=False)
+        # Outside standalone mode typer returns the code of an Exit (Ctrl-C is Exit(130)) instead of
+        # exiting, so the errors below can be printed our way.
+        code = app(args=argv, prog_name="rubricate", standalone_mode=False)
+        if isinstance(code, int) and code:
+            if code == EXIT_INTERRUPTED:
+                typer.secho("Interrupted.", fg="yellow", err=True)
+            sys.exit(code)
     except RubricateError as exc:
         if debug:
             import traceback
@@ -65,12 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             typer.secho(f"Hint: {exc.hint}", fg="yellow", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         typer.secho("Interrupted.", fg="yellow", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
@@ -78,6 +92,17 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
+    except Exception as exc:
+        # Click's own exceptions (typer may ship a vendored click): matched by their interface.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors
+            exc.show()
+            sys.exit(exc.exit_code or EXIT_USAGE)
+        if type(exc).__name__ == "Exit":
+            sys.exit(getattr(exc, "exit_code", 0))
+        if type(exc).__name__ == "Abort":
+            typer.secho("Interrupted.", fg="yellow", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        raise
 
 
 if __name__ == "__main__":
