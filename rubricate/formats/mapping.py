@@ -154,11 +154,17 @@ class Mapper:
     def __call__(self, obj: dict, where: str = "") -> dict:
         rest = dict(obj)
         record: dict[str, Any] = {}
+        used = []
         for target, source in self._pairs.items():
-            value = get_path(rest, source)
+            # Read every source from the input as given, so two targets may share one source.
+            value = get_path(obj, source)
             if value is _MISSING:
                 continue
-            set_path(record, target, value)
+            set_path(record, target, copy.deepcopy(value) if isinstance(value, (dict, list)) else value)
+            used.append(source)
+        for source in used:
+            if get_path(rest, source) is _MISSING:
+                continue
             if "." in source:
                 rest[source.split(".")[0]] = copy.deepcopy(rest[source.split(".")[0]])
             pop_path(rest, source)

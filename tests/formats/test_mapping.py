@@ -84,3 +84,9 @@ def test_processbench_preset(shared_data):
                               "final_answer_correct": trace["final_answer_correct"]}
     text = record["response"]
     assert [text[s:e] for s, e in record["step_spans"]] == trace["steps"]
+
+
+def test_two_targets_may_share_one_source():
+    record = Mapper(parse_map("response=solution"), "math")({"problem": "p", "solution": "so \\boxed{2}"})
+    assert record["response"] == record["reference"]["solution"] == "so \\boxed{2}"
+    assert record["reference"]["answer"] == "2" and "meta" not in record
