@@ -7,8 +7,10 @@ left under the output name (`--on-error fail`) or go to the rejects file with th
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from rubricate.errors import InputError, UsageError
 from rubricate.formats.mapping import Mapper
@@ -110,4 +112,45 @@ def each(fn: Callable[[dict], dict]) -> Transform:
     def transform(records: Iterable[dict]) -> Iterator[dict]:
         for record in records:
             yield fn(record)
+    return transform
+
+
+def each_async(fn: Callable[[dict, Any], Awaitable[dict | list[dict]]], *, window: int,
+               setup: Callable[[], Awaitable[Any]], teardown: Callable[[Any], Awaitable[None]]) -> Transform:
+    """A transform that runs `fn(record, state)` for many records at once and yields the results in
+    input order. At most `window` records are in flight, so memory stays bounded whatever finishes
+    first; `fn` may return several records for one (rollouts). `setup` runs inside the event loop
+    (clients bind to it) and its result is handed to every call, then to `teardown`.
+    """
+    def transform(records: Iterable[dict]) -> Iterator[dict]:
+        loop = asyncio.new_event_loop()
+        pending: deque[asyncio.Task] = deque()
+        state = None
+        try:
+            state = loop.run_until_complete(setup())
+            source = iter(records)
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < window:
+                    record = next(source, None)
+                    if record is None:
+                        exhausted = True
+                    else:
+                        pending.append(loop.create_task(fn(record, state)))
+                if not pending:
+                    break
+                result = loop.run_until_complete(pending.popleft())
+                if isinstance(result, list):
+                    yield from result
+                else:
+                    yield result
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if state is not None:
+                loop.run_until_complete(teardown(state))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
     return transform

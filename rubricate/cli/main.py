@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from rubricate import __version__
+from rubricate.cli.generate import generate
+from rubricate.cli.sample import sample
 from rubricate.cli.stats import stats
 from rubricate.cli.steps import steps
 from rubricate.cli.verify import verify
@@ -28,6 +30,8 @@ app = typer.Typer(
 app.command()(steps)
 app.command()(verify)
 app.command()(stats)
+app.command()(generate)
+app.command()(sample)
 
 
 def _version(value: bool) -> None:
