@@ -49,3 +49,24 @@ def rubricate(monkeypatch, capsys):
         return Result(code, out, err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def _server_session():
+    from llm_server import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_server(_server_session, monkeypatch, tmp_path):
+    """The scripted OpenAI/Anthropic HTTP server on 127.0.0.1, reset for each test; provider keys
+    are set to test values and the model cache goes to a temporary folder."""
+    _server_session.reset()
+    _server_session.slow_seconds = 30.0
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-key-0123456789")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0123456789")
+    monkeypatch.setenv("RUBRICATE_CACHE_DIR", str(tmp_path / "cache"))
+    yield _server_session
+    _server_session.reset()

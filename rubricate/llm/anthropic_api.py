@@ -46,15 +46,17 @@ class AnthropicBackend:
             raise UnsupportedError("anthropic models give no token log-probabilities")
         if request.n != 1:
             raise UnsupportedError("anthropic returns one sample per call")  # the engine splits n
-        messages, system, prefill = self._messages(request)
+        messages, system, lost_whitespace = self._messages(request)
         params: dict[str, Any] = {"model": self.model, "messages": messages,
                                   "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
         if system:
             params["system"] = system
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
+        # Recent SDKs no longer type the sampling parameters (newer models refuse them); older
+        # models still take them, so they travel in the body when asked for.
+        sampling = {k: v for k, v in (("temperature", request.temperature), ("top_p", request.top_p))
+                    if v is not None}
+        if sampling:
+            params["extra_body"] = sampling
         if request.stop:
             params["stop_sequences"] = list(request.stop)
         try:
@@ -65,12 +67,12 @@ class AnthropicBackend:
             raise RetryableError(f"timed out ({exc})") from exc
         except self._anthropic.APIConnectionError as exc:
             raise RetryableError(f"connection failed ({exc.__cause__ or exc})") from exc
-        except (self._anthropic.APIResponseValidationError, ValueError, KeyError, TypeError) as exc:
+        except (self._anthropic.APIResponseValidationError, ValueError) as exc:  # a body that is not JSON
             raise RetryableError(f"malformed response ({type(exc).__name__}: {exc})") from exc
         if not isinstance(response, self._anthropic.types.Message):
             raise RetryableError("malformed response (not a message)")
         text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
-        return Completion(texts=[prefill + text], finish_reasons=[response.stop_reason],
+        return Completion(texts=[lost_whitespace + text], finish_reasons=[response.stop_reason],
                           prompt_tokens=response.usage.input_tokens, completion_tokens=response.usage.output_tokens,
                           model=response.model)
 
@@ -93,6 +95,9 @@ class AnthropicBackend:
             if kept:
                 messages.append({"role": "assistant", "content": kept})
         return messages, system, tail
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
 
 def _status_error(exc: Any) -> Exception:

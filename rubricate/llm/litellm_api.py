@@ -87,6 +87,6 @@ def _map_error(litellm: Any, exc: Exception) -> Exception:
             or (isinstance(status, int) and status >= 500):
         return RetryableError(f"HTTP {status}: {message}" if status else message, status=status,
                               retry_after=retry_after)
-    if isinstance(status, int):
+    if isinstance(status, int) and 400 <= status < 500:
         return FatalError(f"the provider refused the request (HTTP {status}): {message}", status=status)
     return RetryableError(f"{type(exc).__name__}: {message}")

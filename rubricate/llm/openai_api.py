@@ -55,7 +55,7 @@ class OpenAIBackend:
             raise RetryableError(f"timed out ({exc})") from exc
         except self._openai.APIConnectionError as exc:
             raise RetryableError(f"connection failed ({exc.__cause__ or exc})") from exc
-        except (self._openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (self._openai.APIResponseValidationError, ValueError) as exc:  # a body that is not JSON
             raise RetryableError(f"malformed response ({type(exc).__name__}: {exc})") from exc
 
     async def _chat(self, request: Request, timeout: float | None) -> Completion:

@@ -42,7 +42,7 @@ def _compile(text: str):
     from jinja2 import StrictUndefined, TemplateSyntaxError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False,
                                         trim_blocks=True, lstrip_blocks=True, autoescape=False)
     try:
         return env.from_string(text)
