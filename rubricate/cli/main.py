@@ -32,6 +32,10 @@ app.command()(verify)
 app.command()(stats)
 app.command()(generate)
 app.command()(sample)
+# critiques (issue 4)
+# step labels and evaluation (issue 5)
+# rubrics and probes (issue 6)
+# exports (issue 7)
 
 
 def _version(value: bool) -> None:

@@ -41,7 +41,21 @@ def validator(name: str = "trace"):
 
 
 def errors(instance: Any, name: str = "trace") -> Iterator[tuple[str, str]]:
-    """(field path, message) for each way `instance` breaks schema `name`, shallowest first."""
+    """(field path, message) for each way `instance` breaks schema `name`, shallowest first.
+
+    For a trace, each `feedback.<kind>` entry is also checked against `<kind>.schema.json` when
+    rubricate has one: a new feedback kind brings its schema file and needs no edit here.
+    """
+    yield from _errors(instance, name)
+    if name == "trace" and isinstance(instance, dict) and isinstance(instance.get("feedback"), dict):
+        known = set(names())
+        for kind, entry in instance["feedback"].items():
+            if kind in known and kind not in ("trace", "provenance", "rubric_file"):
+                for path, message in _errors(entry, kind):
+                    yield f"feedback.{kind}" + ("" if path == "(record)" else f".{path}"), message
+
+
+def _errors(instance: Any, name: str) -> Iterator[tuple[str, str]]:
     for err in sorted(validator(name).iter_errors(instance), key=lambda e: (len(e.path), str(e.path))):
         parts = [str(p) for p in err.absolute_path]
         if err.validator == "required" and isinstance(err.instance, dict):
