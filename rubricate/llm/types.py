@@ -52,7 +52,8 @@ class Request:
         return self.messages is not None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # By hand: dataclasses.asdict deep-copies and costs more than the HTTP call on a cache hit.
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["messages"] = [dict(m) for m in self.messages] if self.messages is not None else None
         data["stop"] = list(self.stop) if self.stop is not None else None
         return data
