@@ -154,3 +154,12 @@ def test_missing_key_names_the_variable(llm_server, monkeypatch):
         make_backend("gemini/gemini-2.0-flash")
     # A local OpenAI-compatible server needs no key.
     assert make_backend("openai/m", api_base=llm_server.openai_base).api_base == llm_server.openai_base
+
+
+def test_json_mode_reaches_the_server(llm_server):
+    (result,), _ = run_engine("openai/fake-model", llm_server,
+                              [Request(messages=[{"role": "user", "content": "give json"}], json=True)])
+    import json as _json
+
+    assert "reply" in _json.loads(result.text)
+    assert llm_server.requests[-1]["json"]["response_format"] == {"type": "json_object"}

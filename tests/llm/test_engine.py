@@ -216,3 +216,30 @@ def test_cache_is_shared_between_processes(tmp_path):
     with Cache(path) as cache:
         assert len(cache) == 400
         assert cache.get("b-199").texts == ["199"] and cache.get("b-199").cached
+
+
+def test_tokens_per_minute_limit_waits_for_the_bucket():
+    from rubricate.llm.limits import Limits
+
+    async def go():
+        limits = Limits(tpm=6000)  # 100 tokens per second
+        limits.tokens.level = 0
+        start = time.monotonic()
+        await limits.acquire(30)
+        limits.settle(30, 10)  # the call used fewer tokens than estimated: 20 come back
+        await limits.acquire(20)
+        return time.monotonic() - start
+
+    waited = asyncio.run(go())
+    assert 0.28 <= waited < 0.45  # 0.3 s for the first 30 tokens; the refund covered the next 20
+
+
+def test_cost_from_the_bundled_price_map():
+    from rubricate.llm.accounting import Accounting, price_per_token
+
+    known = price_per_token("openai", "gpt-4o-mini")
+    assert known is not None and known[0] > 0 and known[1] > known[0]
+    acct = Accounting(backend="openai", model="gpt-4o-mini")
+    acct.add_usage(1_000_000, 1_000_000)
+    assert acct.finish()["cost_usd"] == pytest.approx(known[0] * 1e6 + known[1] * 1e6)
+    assert Accounting(backend="openai", model="my-own-finetune").finish()["cost_usd"] is None
