@@ -58,8 +58,7 @@ class Engine:
         """
         if self._fatal is not None:
             raise self._fatal
-        b = self.backend
-        keys = [request_key(b.name, b.model, b.api_base, request, request.sample + i) for i in range(request.n)]
+        keys = [self._key(request, request.sample + i) for i in range(request.n)]
         found: dict[str, Completion] = {}
         if self.cache is not None and not self.config.refresh:
             found = self.cache.get_many(keys) if len(keys) > 1 else (
@@ -83,6 +82,11 @@ class Engine:
                           model=ordered[0].model, tokens=ordered[0].tokens,
                           token_logprobs=ordered[0].token_logprobs, cached=all(c.cached for c in ordered))
 
+    def _key(self, request: Request, sample: int) -> str:
+        b = self.backend
+        # `identity` where a backend has one (a local file's path, size and mtime), else the model name.
+        return request_key(b.name, getattr(b, "identity", b.model), b.api_base, request, sample)
+
     async def _fetch(self, request: Request, missing: list[int]) -> dict[int, Completion]:
         if len(missing) > 1 and self.backend.supports_n:
             batch = await self._call(replace(request, n=len(missing), sample=request.sample + missing[0]))
@@ -101,9 +105,8 @@ class Engine:
         if failure is not None:
             # Keep what succeeded: a rerun will not pay for it again.
             if self.cache is not None:
-                b = self.backend
                 for i, completion in fresh.items():
-                    self.cache.put(request_key(b.name, b.model, b.api_base, request, request.sample + i), completion)
+                    self.cache.put(self._key(request, request.sample + i), completion)
             raise failure
         return fresh
 
