@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Annotated, Any, Awaitable, Callable, Optional
 
 import typer
@@ -41,30 +42,78 @@ def sampling(temperature: float | None, top_p: float | None, max_tokens: int | N
                               "seed": seed}.items() if v is not None}
 
 
+@dataclass
+class ModelSettings:
+    """What the shared model options say: which model, and how the engine should call it."""
+
+    model: str | None = None
+    api_base: str | None = None
+    concurrency: int = 16
+    rpm: float | None = None
+    tpm: float | None = None
+    max_retries: int = 5
+    timeout: float = 120.0
+    cache: str | None = None
+    no_cache: bool = False
+    refresh: bool = False
+    stats_json: str | None = None
+
+
+def _engine_params(required: bool) -> dict[str, tuple[Any, Any]]:
+    model = Model if required else Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="openai/MODEL, anthropic/MODEL, any litellm provider/MODEL, local or local:PATH.gguf.",
+        show_default=False)]
+    return {"model": (model, ... if required else None), "api_base": (ApiBase, None),
+            "concurrency": (Concurrency, 16), "rpm": (Rpm, None), "tpm": (Tpm, None),
+            "max_retries": (MaxRetries, 5), "timeout": (Timeout, 120.0), "cache": (CachePath, None),
+            "no_cache": (NoCache, False), "refresh": (Refresh, False), "stats_json": (StatsJson, None)}
+
+
+def with_model(fn: Callable | None = None, *, required: bool = True) -> Callable:
+    """Add the model and engine options; the command gets them as `engine` (ModelSettings)."""
+    def decorate(f: Callable) -> Callable:
+        return o.shared_options("engine", _engine_params(required), lambda values: ModelSettings(**values))(f)
+    return decorate(fn) if fn is not None else decorate
+
+
 def run_with_model(opts: Any, fn: Callable[[dict, Any], Awaitable[Any]], *, model: str, api_base: str | None,
                    concurrency: int, rpm: float | None, tpm: float | None, max_retries: int, timeout: float,
                    cache: str | None, no_cache: bool, refresh: bool, stats_json: str | None,
                    failed: Callable[[dict], bool], requires: tuple[str, ...] = ("problem",), label: str = "") -> None:
+    """The keyword form, for commands that still list the engine options themselves."""
+    settings = ModelSettings(model=model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
+                             max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache,
+                             refresh=refresh, stats_json=stats_json)
+    run_model(opts, settings, fn, failed=failed, requires=requires, label=label)
+
+
+def run_model(io: Any, engine: ModelSettings, fn: Callable[[dict, Any], Awaitable[Any]], *,
+                   failed: Callable[[dict], bool], requires: tuple[str, ...] = ("problem",), label: str = "") -> None:
     """Read, call the model for each record (in input order, bounded memory), write; then the
     accounting on stderr. Exits 3 when any record kept an error."""
-    from rubricate.errors import EXIT_FAILURE
+    from rubricate.errors import EXIT_FAILURE, UsageError
     from rubricate.llm.backends import make_backend, parse_model
     from rubricate.llm.engine import Engine, EngineConfig
     from rubricate.pipeline import each_async, run
 
-    parse_model(model)  # a bad --model is a usage error before any input is read
-    config = EngineConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=timeout,
-                          cache_path=cache, use_cache=not no_cache, refresh=refresh)
+    if not engine.model:
+        raise UsageError("this command needs --model")
+    parse_model(engine.model)  # a bad --model is a usage error before any input is read
+    config = EngineConfig(concurrency=engine.concurrency, rpm=engine.rpm, tpm=engine.tpm,
+                          max_retries=engine.max_retries, timeout=engine.timeout, cache_path=engine.cache,
+                          use_cache=not engine.no_cache, refresh=engine.refresh)
     engines: list[Any] = []
 
     async def setup() -> Any:
-        engine = Engine(make_backend(model, api_base=api_base, timeout=timeout, concurrency=concurrency), config)
-        engine.spec = model
-        engines.append(engine)
-        return engine
+        backend = make_backend(engine.model, api_base=engine.api_base, timeout=engine.timeout,
+                               concurrency=engine.concurrency)
+        llm = Engine(backend, config)
+        llm.spec = engine.model
+        engines.append(llm)
+        return llm
 
-    async def teardown(engine: Any) -> None:
-        await engine.aclose()
+    async def teardown(llm: Any) -> None:
+        await llm.aclose()
 
     errors = 0
 
@@ -74,14 +123,14 @@ def run_with_model(opts: Any, fn: Callable[[dict, Any], Awaitable[Any]], *, mode
         if tick is not None:
             tick(record)
 
-    window = max(256, 4 * concurrency)
+    window = max(256, 4 * engine.concurrency)
     with o.progress(label) as tick:
         try:
-            summary = run(opts, each_async(fn, window=window, setup=setup, teardown=teardown),
+            summary = run(io, each_async(fn, window=window, setup=setup, teardown=teardown),
                           requires=requires, observe=observe)
         finally:
             if engines:
-                _report(engines[0].accounting.finish(), stats_json)
+                _report(engines[0].accounting.finish(), engine.stats_json)
     o.report(summary)
     if errors:
         typer.secho(f"rubricate: {errors} of {summary.written} records kept an error (see their `error` field)",

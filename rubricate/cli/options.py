@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -85,3 +85,65 @@ def progress(label: str) -> Iterator[Callable[[dict], None] | None]:
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda _record: bar.advance(task)
+
+
+def shared_options(name: str, params: dict[str, tuple[Any, Any]], collect: Callable[[dict], Any]):
+    """A decorator that adds `params` ({option: (Annotated type, default)}) to a command's signature
+    and hands the command one object, `collect(values)`, as its argument `name` instead.
+
+    Typer reads `__signature__`, so each command lists only its own options and every shared one is
+    declared once, here and in model_options.
+    """
+    import functools
+    import inspect
+
+    def decorate(fn: Callable) -> Callable:
+        # Annotations are strings under `from __future__ import annotations`: evaluate the command's
+        # own, but not the one being replaced (its type may be imported for type checkers only).
+        own = [p.replace(annotation=_evaluate(p.annotation, fn.__globals__))
+               for p in inspect.signature(fn).parameters.values() if p.name != name]
+        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                   default=inspect.Parameter.empty if default is ... else default)
+                 for key, (annotation, default) in params.items()]
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+               else p for p in own]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> Any:
+            shared = {key: kwargs.pop(key) for key in params}
+            kwargs[name] = collect(shared)
+            return fn(**kwargs)
+
+        command.__signature__ = inspect.Signature(own + added)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in own + added}
+        del command.__wrapped__  # type: ignore[attr-defined]  # typer must see the new signature
+        return command
+
+    return decorate
+
+
+def _evaluate(annotation: Any, namespace: dict) -> Any:
+    """A string annotation's value; one that names a type-checking-only import stays a string (it
+    belongs to a parameter another decorator removes before typer reads the signature)."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, namespace)  # noqa: S307 - our own source's annotations
+    except (NameError, AttributeError):
+        return annotation
+
+
+IO_PARAMS: dict[str, tuple[Any, Any]] = {
+    "input": (Input, None), "output": (Output, None), "fmt": (Format, None), "mapping": (Map, None), "preset": (Preset, None),
+    "split": (Split, None), "on_error": (OnErrorOpt, OnError.fail), "rejects": (Rejects, None),
+    "debug": (Debug, False),
+}
+
+
+def with_io(fn: Callable) -> Callable:
+    """Add the input argument and -o/--format/--map/--preset/--split/--on-error/--rejects/--debug;
+    the command gets them as `io` (the pipeline's Options)."""
+    def collect(values: dict) -> "Options":
+        return io_options(values["input"], values["output"], values["fmt"], values["mapping"], values["preset"],
+                          values["split"], values["on_error"], values["rejects"])
+    return shared_options("io", IO_PARAMS, collect)(fn)

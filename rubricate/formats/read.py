@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +209,3 @@ def _dataset_items(ds: Any, source: str) -> Iterator[Item]:
 def _json_type(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
             type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def describe(spec: str | None) -> str:
-    return STDIN if spec in (None, "-") else os.fspath(spec)
