@@ -1,0 +1,1 @@
+"""Scoring feedback against benchmarks' gold labels: one module per benchmark."""
