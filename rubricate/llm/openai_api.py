@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from typing import Any
 
-from rubricate.llm.types import (Completion, FatalError, Request, RetryableError, UnsupportedError,
+from rubricate.llm.types import (Completion, FatalError, Request, RequestRejected, RetryableError, UnsupportedError,
                                  retry_after_seconds)
 
 KEY_VARIABLE = "OPENAI_API_KEY"
+# A request too long for the model is that record's problem, not the run's (OpenAI, vLLM, llama.cpp wording).
+_CONTEXT = re.compile(r"context.length|maximum context|context window|too long|exceeds? the|max_model_len", re.I)
 DEFAULT_BASE = "https://api.openai.com/v1"
 
 
@@ -73,6 +76,8 @@ class OpenAIBackend:
             if status in (408, 409, 429) or status >= 500:
                 raise RetryableError(f"HTTP {status}: {message}", status=status,
                                      retry_after=retry_after_seconds(headers))
+            if status in (400, 413) and _CONTEXT.search(message):
+                raise RequestRejected(f"HTTP {status}: {message}", status=status)  # this record only
             raise FatalError(f"the provider refused the request (HTTP {status}): {message}", status=status)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise RetryableError(f"malformed response (HTTP {status}, {len(raw)} bytes that are not a completion)")

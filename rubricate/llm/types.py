@@ -109,6 +109,15 @@ class FatalError(RubricateError):
         self.status = status
 
 
+class RequestRejected(Exception):
+    """The provider refused this one request (a prompt longer than the context window): no retry
+    can help, but other records may well succeed, so the record keeps the error and the run goes on."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 class RequestFailed(Exception):
     """A request that still failed after its retries; the record keeps it as an `error`."""
 

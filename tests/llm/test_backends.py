@@ -163,3 +163,30 @@ def test_json_mode_reaches_the_server(llm_server):
 
     assert "reply" in _json.loads(result.text)
     assert llm_server.requests[-1]["json"]["response_format"] == {"type": "json_object"}
+
+
+def test_context_length_errors_are_per_record(llm_server, monkeypatch):
+    from rubricate.llm import openai_api
+
+    async def refuse(self, path, payload, timeout):
+        from rubricate.llm.types import RequestRejected
+        raise RequestRejected("HTTP 400: This model's maximum context length is 8192 tokens", status=400)
+
+    backend = make_backend("openai/fake-model", api_base=llm_server.openai_base)
+    assert openai_api._CONTEXT.search("This model's maximum context length is 8192 tokens. However, you requested")
+    assert openai_api._CONTEXT.search("prompt is too long")
+    assert not openai_api._CONTEXT.search("invalid api key")
+    monkeypatch.setattr(openai_api.OpenAIBackend, "_post", refuse)
+    engine = Engine(backend, EngineConfig(use_cache=False))
+
+    async def go():
+        with pytest.raises(RequestFailed) as err:
+            await engine.complete(Request(prompt="long"))
+        assert "maximum context length" in err.value.reason and err.value.attempts == 1
+        # ...and the run is not stopped: the next request is still made.
+        with pytest.raises(RequestFailed):
+            await engine.complete(Request(prompt="next"))
+        await engine.aclose()
+
+    asyncio.run(go())
+    assert engine.accounting.failures == 2 and engine.accounting.retries == 0
