@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rubricate.answers import answer_text
-from rubricate.errors import InputError, RubricateError, UsageError
+from rubricate.errors import RubricateError, UsageError
 from rubricate.generators.outcome import verify_record
 from rubricate.generators.steps import segment_record
 from rubricate.llm.types import FatalError, Request, RequestFailed
-from rubricate.prompts import Template, variables
+from rubricate import prompts
+from rubricate.prompts import Template, render_chat, variables
 from rubricate.records import provenance, response_text, set_feedback
 
 KIND = "critique"
@@ -57,9 +58,7 @@ _FIRST_ERROR = re.compile(_LEAD + r"first\s+error(?:\s+step)?[\s*_`]*[:：](.*)$
 _DIRECTIVE = re.compile(_LEAD + r"directive[\s*_`]*[:：](.*)$", re.I)
 _NONE = re.compile(r"^(?:-1|none|null|n/?a|no errors?|-|—)?[.]?$", re.I)
 _STEP = re.compile(r"^(?:step\s*)?(-?\d+)\b", re.I)
-# Tags the bundled template delimits data with; inside the trace they are defused so a trace
-# cannot close its own block and speak as the prompt.
-_DELIMITER = re.compile(r"<(/?)(solution|step|problem|reference)\b", re.I)
+_TAGS = ("solution", "step", "problem", "reference")  # the bundled templates' data delimiters
 
 
 class ParseError(ValueError):
@@ -74,7 +73,7 @@ class Reading:
 
 
 def quote(text: str) -> str:
-    return _DELIMITER.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+    return prompts.quote(text, _TAGS)
 
 
 def asked(template: Template) -> list[str]:
@@ -196,21 +195,6 @@ def simple_record(record: dict, kind: str, *, only: str = "all") -> dict:
     return set_feedback(record, KIND, entry)
 
 
-def render_chat(template: Template, values: dict[str, Any]) -> tuple[str | None, str]:
-    """(system, user message): a template may set `system` with `{% set system %}...{% endset %}`."""
-    from jinja2 import TemplateError, UndefinedError
-
-    from rubricate.prompts import _compile  # the one sandboxed environment every template renders in
-
-    try:
-        module = _compile(template.text).make_module(values)
-    except UndefinedError as exc:
-        raise InputError(f"template {template.name}: {exc.message}",
-                         hint="The record lacks a field the template uses; map it with --map.") from exc
-    except TemplateError as exc:
-        raise UsageError(f"template {template.name}: {exc}") from exc
-    system = getattr(module, "system", None)
-    return (str(system).strip() or None) if system is not None else None, str(module)
 
 
 def template_values(record: dict, outcome: dict | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ template stops the run at the first record instead of sending empty prompts to a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -35,6 +36,34 @@ class Template:
                              hint="The record lacks a field the template uses; map it with --map.") from exc
         except TemplateError as exc:
             raise UsageError(f"template {self.name}: {exc}") from exc
+
+
+def render_chat(template: Template, values: dict[str, Any]) -> tuple[str | None, str]:
+    """(system, user message): a template may set its system prompt with
+    `{% set system %}...{% endset %}`; the rest of its text is the user message."""
+    from jinja2 import TemplateError, UndefinedError
+
+    try:
+        module = _compile(template.text).make_module(values)
+    except UndefinedError as exc:
+        raise InputError(f"template {template.name}: {exc.message}",
+                         hint="The record lacks a field the template uses; map it with --map.") from exc
+    except TemplateError as exc:
+        raise UsageError(f"template {template.name}: {exc}") from exc
+    system = getattr(module, "system", None)
+    return (str(system).strip() or None) if system is not None else None, str(module)
+
+
+def quote(text: str, tags: tuple[str, ...]) -> str:
+    """The trace as data: any of the prompt's own delimiter tags inside it is defused (`<solution` ->
+    `&lt;solution`), so a trace cannot close its block and speak as the prompt."""
+    pattern = _delimiters(tags)
+    return pattern.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+
+
+@lru_cache(maxsize=16)
+def _delimiters(tags: tuple[str, ...]) -> "re.Pattern[str]":
+    return re.compile(r"<(/?)(" + "|".join(re.escape(t) for t in tags) + r")\b", re.I)
 
 
 @lru_cache(maxsize=64)
