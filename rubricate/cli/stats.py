@@ -70,6 +70,34 @@ def _render(s: dict) -> None:
         if out["undecided_reasons"]:
             table.add_row("  undecided", "", ", ".join(f"{k}: {v}" for k, v in out["undecided_reasons"].items()))
         table.add_row("  answers by", "", ", ".join(f"{k}: {v}" for k, v in out["methods"].items()))
+    if "critique" in s:
+        c, v = s["critique"], s["critique"]["verdicts"]
+        table.add_row("critiques", str(c["critiques"]), f"{v['incorrect']} incorrect, {v['correct']} correct, "
+                      f"{v['error']} with error; {c['with_directive']} with a directive")
+    if "refinement" in s:
+        r = s["refinement"]
+        table.add_row("refinements", str(r["refined"]),
+                      f"{r['fixed']['fixed']} of {r['fixed']['of_incorrect']} failed responses fixed")
+    if "rubric" in s:
+        r = s["rubric"]
+        g = r["gates"]
+        mean = "n/a" if r["score_mean"] is None else f"{r['score_mean']:.3f}"
+        table.add_row("rubric gates", f"{100 * r['accept_rate']:.1f}%",
+                      f"{g['accept']} accepted, {g['reject']} rejected, {g['undecided']} undecided; mean score {mean}")
+        if "groups" in r:
+            rg = r["groups"]
+            table.add_row("  groups", str(rg["groups"]), f"{rg['groups_keeping_an_accepted_rollout']} keep an accepted "
+                          f"rollout, {rg['groups_all_rejected']} all rejected")
+    if "contamination" in s:
+        c = s["contamination"]
+        rate = "n/a" if c["exact_match_rate"] is None else f"{100 * c['exact_match_rate']:.1f}%"
+        table.add_row("contamination", rate, f"{c['exact_match']} of {c['compared']} completed exactly; mean ROUGE-L "
+                      f"{c['rouge_l_mean']}; truncated problem answered right {c['answer_correct']} of {c['answered']}")
+    for pair, a in s.get("step_label_agreement", {}).items():
+        steps = "n/a" if a["step_agreement"] is None else f"{100 * a['step_agreement']:.1f}%"
+        first = "n/a" if a["first_error_agreement"] is None else f"{100 * a['first_error_agreement']:.1f}%"
+        table.add_row(f"labels {pair}", steps, f"steps agree ({a['steps_compared']} compared); first error "
+                      f"agrees {first} ({a['records']} records)")
     if "groups" in s:
         g = s["groups"]
         table.add_row("groups", str(g["groups"]),
