@@ -47,9 +47,8 @@ class Stats:
     outcome_methods: Counter = field(default_factory=Counter)
     undecided_reasons: Counter = field(default_factory=Counter)
     groups: dict = field(default_factory=dict)  # group -> [rollouts, correct]
-    critiques: "CritiqueTally" = field(default_factory=lambda: CritiqueTally())
-    rubrics: "RubricTally" = field(default_factory=lambda: RubricTally())
-    label_agreement: "LabelAgreement" = field(default_factory=lambda: LabelAgreement())
+    # Each kind of feedback with a summary of its own: add(record) and summary() -> {section: ...}.
+    parts: list = field(default_factory=lambda: [CritiqueTally(), LabelAgreement(), RubricTally()])
 
     def add(self, record: dict) -> None:
         self.records += 1
@@ -76,9 +75,8 @@ class Stats:
             tally = self.groups.setdefault(str(group), [0, 0])
             tally[0] += 1
             tally[1] += correct is True
-        self.critiques.add(record)
-        self.rubrics.add(record)
-        self.label_agreement.add(record)
+        for part in self.parts:
+            part.add(record)
 
     def summary(self) -> dict[str, Any]:
         decided = self.outcome["correct"] + self.outcome["incorrect"]
@@ -110,9 +108,8 @@ class Stats:
                 "groups_with_a_correct_rollout": sum(1 for t in self.groups.values() if t[1] > 0),
                 "groups_all_incorrect": sum(1 for t in self.groups.values() if t[1] == 0),
             }
-        out.update(self.critiques.summary())
-        out.update(self.rubrics.summary())
-        out.update(self.label_agreement.summary())
+        for part in self.parts:
+            out.update(part.summary())
         return out
 
 
