@@ -23,13 +23,13 @@ class Only(str, Enum):
     all = "all"
 
 
+@o.with_io
+@m.with_model(required=False)
 def critique(
-    input: o.Input = None,
     kind: Annotated[CritiqueType, typer.Option(
         "--type", help="indicative: 'The generated solution is correct/incorrect.'; ground-truth: the same with "
                        "', the ground truth is X.' (no model; Critique-GRPO's simple and simple_gt); cot: a judge "
                        "model's step-by-step critique (needs --model).")] = CritiqueType.ground_truth,
-    model: m.Model = None,
     template: Annotated[Optional[str], typer.Option(
         "--template", help="Jinja template for --type cot (default: rubricate's critique_cot; the bundled "
                            "critique_grpo is Critique-GRPO's own prompt, give it as critique_grpo).",
@@ -42,18 +42,13 @@ def critique(
         "--samples", "-n", min=1, help="cot: critiques per response; the majority verdict and the agreement "
                                        "are recorded.")] = 1,
     temperature: m.Temperature = None, top_p: m.TopP = None, max_tokens: m.MaxTokens = None, seed: m.Seed = None,
-    api_base: m.ApiBase = None, concurrency: m.Concurrency = 16, rpm: m.Rpm = None, tpm: m.Tpm = None,
-    max_retries: m.MaxRetries = 5, timeout: m.Timeout = 120.0, cache: m.CachePath = None,
-    no_cache: m.NoCache = False, refresh: m.Refresh = False, stats_json: m.StatsJson = None,
-    output: o.Output = None, fmt: o.Format = None, mapping: o.Map = None, preset: o.Preset = None,
-    split: o.Split = None, on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None,
-    debug: o.Debug = False,
+    *, io: o.Options, engine: m.ModelSettings,
 ) -> None:
     """Critique each response: feedback.critique (verdict, first error step, directive)."""
     from rubricate.errors import UsageError
     from rubricate.generators import critique as gen
 
-    opts = o.io_options(input, output, fmt, mapping, preset, split, on_error, rejects)
+    opts, model = io, engine.model
     tally = _Tally()
     if kind is not CritiqueType.cot:
         for name, given in (("--model", model), ("--template", template), ("--samples", samples > 1)):
@@ -81,17 +76,14 @@ def critique(
                                     only=chosen)
 
     try:
-        m.run_with_model(opts, fn, model=model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                         max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache,
-                         refresh=refresh, stats_json=stats_json, failed=tally.add, requires=gen.REQUIRES,
-                         label="critique")
+        m.run_model(opts, engine, fn, failed=tally.add, requires=gen.REQUIRES, label="critique")
     finally:
         tally.report()
 
 
+@o.with_io
+@m.with_model
 def refine(
-    input: o.Input = None,
-    model: m.Model = ...,
     samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Refinements per critiqued response.")] = 1,
     template: Annotated[Optional[str], typer.Option(
         "--template", help="Jinja template (default: Critique-GRPO's refinement prompt); sees problem, response, "
@@ -100,12 +92,7 @@ def refine(
         "--fallback/--no-fallback", help="Take a refinement's last number as its answer when no \\boxed{} or "
                                          "other marker gives one (off: the prompt asks for \\boxed{}).")] = False,
     temperature: m.Temperature = 1.0, top_p: m.TopP = None, max_tokens: m.MaxTokens = None, seed: m.Seed = None,
-    api_base: m.ApiBase = None, concurrency: m.Concurrency = 16, rpm: m.Rpm = None, tpm: m.Tpm = None,
-    max_retries: m.MaxRetries = 5, timeout: m.Timeout = 120.0, cache: m.CachePath = None,
-    no_cache: m.NoCache = False, refresh: m.Refresh = False, stats_json: m.StatsJson = None,
-    output: o.Output = None, fmt: o.Format = None, mapping: o.Map = None, preset: o.Preset = None,
-    split: o.Split = None, on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None,
-    debug: o.Debug = False,
+    *, io: o.Options, engine: m.ModelSettings,
 ) -> None:
     """Rewrite each critiqued response with the policy model, guided by its critique; verify every rewrite:
     feedback.refinement."""
@@ -126,10 +113,7 @@ def refine(
         return isinstance(entry, dict) and "error" in entry
 
     try:
-        m.run_with_model(o.io_options(input, output, fmt, mapping, preset, split, on_error, rejects), fn,
-                         model=model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                         max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache, refresh=refresh,
-                         stats_json=stats_json, failed=failed, requires=gen.REQUIRES, label="refine")
+        m.run_model(io, engine, fn, failed=failed, requires=gen.REQUIRES, label="refine")
     finally:
         if seen["records"] > seen["refined"]:
             typer.secho(f"rubricate: {seen['records'] - seen['refined']} of {seen['records']} records had no "

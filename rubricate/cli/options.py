@@ -19,9 +19,14 @@ class OnError(str, Enum):
 
 
 class PresetName(str, Enum):
+    """rubricate.formats.presets.PRESETS by name (a test keeps the two in step)."""
+
     gsm8k = "gsm8k"
     math = "math"
     processbench = "processbench"
+    prm800k = "prm800k"
+    prm800k_neutral_good = "prm800k-neutral-good"
+    math_shepherd = "math-shepherd"
 
 
 class OutputFormat(str, Enum):
@@ -42,7 +47,8 @@ Map = Annotated[Optional[str], typer.Option(
     "--map", help="Map input fields onto the record: TARGET=SOURCE pairs, e.g. "
                   "problem=question,reference.answer=answer.", show_default=False)]
 Preset = Annotated[Optional[PresetName], typer.Option(
-    "--preset", help="A public format: gsm8k, math, processbench.", show_default=False)]
+    "--preset", help="A public format: gsm8k, math, processbench, prm800k, prm800k-neutral-good, math-shepherd.",
+    show_default=False)]
 Split = Annotated[Optional[str], typer.Option(
     "--split", help="Split of a datasets folder or hf: dataset.", show_default=False)]
 OnErrorOpt = Annotated[OnError, typer.Option(

@@ -2,19 +2,19 @@
 
 A mapping is `target=source` pairs over dotted paths (`reference.answer=answer`). Record fields
 present under their own names are taken as they are. Whatever input field no pair used goes to
-`meta` verbatim, so a round trip through rubricate loses nothing. A preset is a mapping plus a small
-function for what a mapping cannot say (GSM8K's answer after `#### `, MATH's boxed answer).
+`meta` verbatim, so a round trip through rubricate loses nothing. A preset (presets.py) is a mapping
+plus a small function for what a mapping cannot say.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from rubricate import schemas
 from rubricate.errors import InputError, UsageError
+from rubricate.formats.presets import PRESETS
 from rubricate.records import FIELDS, content_id, ordered
 
 _MISSING = object()
@@ -68,65 +68,6 @@ def pop_path(obj: dict, path: str) -> None:
     for parent, key in reversed(stack):
         if parent[key] == {}:
             del parent[key]
-
-
-# --- presets -------------------------------------------------------------------------------------
-
-_CALCULATOR = re.compile(r"<<[^<>]*>>")
-
-
-def _gsm8k(record: dict) -> None:
-    reference = record.get("reference") or {}
-    solution = reference.get("solution")
-    if isinstance(solution, str) and "####" in solution:
-        body, _, answer = solution.rpartition("####")
-        # verl's GSM8K preprocessing drops thousands separators from the answer the same way.
-        reference.setdefault("answer", answer.strip().replace(",", ""))
-        # Expert steps: the solution's lines, without the calculator annotations no model writes.
-        reference.setdefault("steps", [_CALCULATOR.sub("", line).strip()
-                                       for line in body.splitlines() if line.strip()])
-
-
-def _math(record: dict) -> None:
-    from rubricate.answers import last_boxed
-
-    reference = record.get("reference") or {}
-    solution = reference.get("solution")
-    if reference.get("answer") in (None, "") and isinstance(solution, str):
-        boxed = last_boxed(solution)
-        if boxed is not None:
-            reference["answer"] = boxed
-
-
-def _processbench(record: dict) -> None:
-    steps = record.get("steps")
-    if record.get("response") is None and isinstance(steps, list) and all(isinstance(s, str) for s in steps):
-        # The trace as a model wrote it, and where each given step sits in it.
-        spans, pos = [], 0
-        for step in steps:
-            spans.append([pos, pos + len(step)])
-            pos += len(step) + 2
-        record["response"] = "\n\n".join(steps)
-        record["step_spans"] = spans
-
-
-@dataclass(frozen=True)
-class Preset:
-    mapping: dict[str, str]
-    finish: Callable[[dict], None] | None = None
-    help: str = ""
-
-
-PRESETS: dict[str, Preset] = {
-    "gsm8k": Preset({"problem": "question", "reference.solution": "answer"}, _gsm8k,
-                    "GSM8K: question/answer; the answer after '#### ', solution lines as expert steps"),
-    "math": Preset({"id": "unique_id", "problem": "problem", "reference.solution": "solution",
-                    "reference.answer": "answer"}, _math,
-                   "MATH / MATH-500: the boxed answer of `solution` when `answer` is absent"),
-    "processbench": Preset({"id": "id", "problem": "problem", "steps": "steps"}, _processbench,
-                           "ProcessBench: given `steps` (joined into `response`); `label` and "
-                           "`final_answer_correct` kept in meta"),
-}
 
 
 @dataclass

@@ -90,3 +90,10 @@ def test_two_targets_may_share_one_source():
     record = Mapper(parse_map("response=solution"), "math")({"problem": "p", "solution": "so \\boxed{2}"})
     assert record["response"] == record["reference"]["solution"] == "so \\boxed{2}"
     assert record["reference"]["answer"] == "2" and "meta" not in record
+
+
+def test_every_preset_is_offered_on_the_command_line():
+    from rubricate.cli.options import PresetName
+    from rubricate.formats.presets import PRESETS
+
+    assert {p.value for p in PresetName} == set(PRESETS)
