@@ -9,7 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from rubricate import __version__
+from rubricate.cli.critique import critique, refine
+from rubricate.cli.evaluate import eval_app
+from rubricate.cli.export import export
 from rubricate.cli.generate import generate
+from rubricate.cli.label import label
+from rubricate.cli.probe import probe_app
+from rubricate.cli.rubric import rubric_app
 from rubricate.cli.sample import sample
 from rubricate.cli.stats import stats
 from rubricate.cli.steps import steps
@@ -27,15 +33,19 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# In the order a pipeline uses them: records in, feedback, evaluation, datasets out, training.
+app.command()(sample)
 app.command()(steps)
 app.command()(verify)
-app.command()(stats)
+app.command()(critique)
+app.command()(refine)
+app.command()(label)
+app.add_typer(rubric_app, name="rubric")
+app.add_typer(probe_app, name="probe")
 app.command()(generate)
-app.command()(sample)
-# critiques (issue 4)
-# step labels and evaluation (issue 5)
-# rubrics and probes (issue 6)
-# exports (issue 7)
+app.add_typer(eval_app, name="eval")
+app.command()(stats)
+app.command()(export)
 
 
 def _version(value: bool) -> None:
