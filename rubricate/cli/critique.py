@@ -134,7 +134,7 @@ def _template(spec: str | None, default: str):
 
 
 class _Tally:
-    """Counts for the one line on stderr after a critique run; `add` doubles as run_with_model's `failed`."""
+    """Counts for the one line on stderr after a critique run; `add` doubles as run_model's `failed`."""
 
     def __init__(self) -> None:
         self.records = self.critiqued = self.without = 0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from enum import Enum
 from typing import Annotated, Optional
@@ -32,8 +34,9 @@ class Parse(str, Enum):
 JUDGE_TEMPLATES = {"processbench": "label_processbench", "thinkprm": "label_thinkprm", "default": "label_judge"}
 
 
+@o.with_io
+@m.with_model(required=False)
 def label(
-    input: o.Input = None,
     method: Annotated[Method, typer.Option(
         "--method", help="judge: a generative verifier; rollout: Monte-Carlo continuations from a policy; "
                          "expert: similarity to the reference solution's steps (no model); likelihood: gain "
@@ -41,9 +44,6 @@ def label(
     into: Annotated[str, typer.Option(
         "--into", help="Store under feedback.NAME, e.g. to keep a second method's labels beside the first.")]
         = "step_labels",
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="judge / likelihood: the judge or scoring model (openai/MODEL, anthropic/MODEL, "
-                              "provider/MODEL, local).", show_default=False)] = None,
     policy_model: Annotated[Optional[str], typer.Option(
         "--policy-model", help="rollout: the policy that continues each prefix (raw completions).",
         show_default=False)] = None,
@@ -68,12 +68,7 @@ def label(
     strategy: Annotated[Strategy, typer.Option(
         "--strategy", "-s", help="How to split responses that have no steps yet.")] = Strategy.auto,
     temperature: m.Temperature = None, top_p: m.TopP = None, max_tokens: m.MaxTokens = None, seed: m.Seed = None,
-    api_base: m.ApiBase = None, concurrency: m.Concurrency = 16, rpm: m.Rpm = None, tpm: m.Tpm = None,
-    max_retries: m.MaxRetries = 5, timeout: m.Timeout = 120.0, cache: m.CachePath = None,
-    no_cache: m.NoCache = False, refresh: m.Refresh = False, stats_json: m.StatsJson = None,
-    output: o.Output = None, fmt: o.Format = None, mapping: o.Map = None, preset: o.Preset = None,
-    split: o.Split = None, on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None,
-    debug: o.Debug = False,
+    *, io: o.Options, engine: m.ModelSettings,
 ) -> None:
     """Label each step (feedback.step_labels): by a judge, by rollouts, by the expert's steps or by likelihood gain."""
     from rubricate.errors import UsageError
@@ -86,7 +81,7 @@ def label(
     if threshold is not None and kind not in ("expert", "likelihood"):
         raise UsageError(f"--threshold applies to --method expert and likelihood, not {kind}")
     gen = load_generator(f"step_labels.{kind}")
-    opts = o.io_options(input, output, fmt, mapping, preset, split, on_error, rejects)
+    opts, model = io, engine.model  # --model: the judge or scoring model (judge, likelihood)
     params = m.sampling(temperature, top_p, max_tokens, seed)
 
     if kind == "rollout":
@@ -135,9 +130,8 @@ def label(
             return await gen.label_record(record, llm, template=tmpl, into=into, strategy=strategy.value,
                                           threshold=limit)
 
-    m.run_with_model(opts, fn, model=used_model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                     max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache, refresh=refresh,
-                     stats_json=stats_json, failed=lambda r: "error" in r["feedback"][into], label=f"label {kind}")
+    m.run_model(opts, dataclasses.replace(engine, model=used_model), fn,
+                failed=lambda r: "error" in r["feedback"][into], label=f"label {kind}")
 
 
 def _expert(gen, opts, into: str, strategy: str, threshold: float | None) -> None:

@@ -76,17 +76,6 @@ def with_model(fn: Callable | None = None, *, required: bool = True) -> Callable
     return decorate(fn) if fn is not None else decorate
 
 
-def run_with_model(opts: Any, fn: Callable[[dict, Any], Awaitable[Any]], *, model: str, api_base: str | None,
-                   concurrency: int, rpm: float | None, tpm: float | None, max_retries: int, timeout: float,
-                   cache: str | None, no_cache: bool, refresh: bool, stats_json: str | None,
-                   failed: Callable[[dict], bool], requires: tuple[str, ...] = ("problem",), label: str = "") -> None:
-    """The keyword form, for commands that still list the engine options themselves."""
-    settings = ModelSettings(model=model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                             max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache,
-                             refresh=refresh, stats_json=stats_json)
-    run_model(opts, settings, fn, failed=failed, requires=requires, label=label)
-
-
 def run_model(io: Any, engine: ModelSettings, fn: Callable[[dict, Any], Awaitable[Any]], *,
                    failed: Callable[[dict], bool], requires: tuple[str, ...] = ("problem",), label: str = "") -> None:
     """Read, call the model for each record (in input order, bounded memory), write; then the

@@ -20,9 +20,9 @@ def _probe() -> None:
 
 
 @probe_app.command("contamination")
+@o.with_io
+@m.with_model
 def contamination(
-    input: o.Input = None,
-    model: m.Model = ...,
     fraction: Annotated[float, typer.Option(
         "--fraction", min=0.05, max=0.95, help="Share of each problem's words given as the prompt; the cut "
                                                "falls after a whole word.")] = 0.6,
@@ -38,12 +38,7 @@ def contamination(
         "--template", help="Jinja template for the truncated question; sees `prefix` and `record` (default: the "
                            "prefix, then 'reason step by step, final answer in \\boxed{}').",
         show_default=False)] = None,
-    api_base: m.ApiBase = None, concurrency: m.Concurrency = 16, rpm: m.Rpm = None, tpm: m.Tpm = None,
-    max_retries: m.MaxRetries = 5, timeout: m.Timeout = 120.0, cache: m.CachePath = None,
-    no_cache: m.NoCache = False, refresh: m.Refresh = False, stats_json: m.StatsJson = None,
-    output: o.Output = None, fmt: o.Format = None, mapping: o.Map = None, preset: o.Preset = None,
-    split: o.Split = None, on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None,
-    debug: o.Debug = False,
+    *, io: o.Options, engine: m.ModelSettings,
 ) -> None:
     """Continue each problem's first words, compare with the rest, ask the cut problem: feedback.contamination."""
     from rubricate.generators import contamination as gen
@@ -64,10 +59,7 @@ def contamination(
         return "error" in entry
 
     try:
-        m.run_with_model(o.io_options(input, output, fmt, mapping, preset, split, on_error, rejects), fn,
-                         model=model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                         max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache, refresh=refresh,
-                         stats_json=stats_json, failed=failed, requires=gen.REQUIRES, label="probe contamination")
+        m.run_model(io, engine, fn, failed=failed, requires=gen.REQUIRES, label="probe contamination")
     finally:
         if seen["probed"]:
             typer.secho(f"rubricate: {seen['exact']} of {seen['probed']} problems completed exactly from "

@@ -30,14 +30,12 @@ rubric_app = typer.Typer(
 
 
 @rubric_app.command("score")
+@o.with_io
+@m.with_model(required=False)
 def score(
-    input: o.Input = None,
     rubric: Annotated[Optional[str], typer.Option(
         "--rubric", "-r", help="Rubric file (YAML or JSON, schemas/rubric_file.schema.json) for every record; "
                                "without it each record's own `rubric` field is used.", show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="The judge for `llm` items (openai/MODEL, anthropic/MODEL, litellm, local); not "
-                              "needed when every item is checked without a model.", show_default=False)] = None,
     per_item: Annotated[bool, typer.Option(
         "--per-item", help="One judge call per `llm` item instead of one call for all of a record's items.")] = False,
     implicit: Annotated[bool, typer.Option(
@@ -50,12 +48,7 @@ def score(
     groups: Annotated[Optional[str], typer.Option(
         "--groups", help="With --group-by: write one JSONL row per group here.", show_default=False)] = None,
     temperature: m.Temperature = 0.0, top_p: m.TopP = None, max_tokens: m.MaxTokens = None, seed: m.Seed = None,
-    api_base: m.ApiBase = None, concurrency: m.Concurrency = 16, rpm: m.Rpm = None, tpm: m.Tpm = None,
-    max_retries: m.MaxRetries = 5, timeout: m.Timeout = 120.0, cache: m.CachePath = None,
-    no_cache: m.NoCache = False, refresh: m.Refresh = False, stats_json: m.StatsJson = None,
-    output: o.Output = None, fmt: o.Format = None, mapping: o.Map = None, preset: o.Preset = None,
-    split: o.Split = None, on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None,
-    debug: o.Debug = False,
+    *, io: o.Options, engine: m.ModelSettings,
 ) -> None:
     """Check each response against a rubric: feedback.rubric (items met, score, gate)."""
     from rubricate.errors import EXIT_FAILURE, UsageError
@@ -68,6 +61,7 @@ def score(
         raise UsageError("--per-item and --implicit exclude each other",
                          hint="--implicit asks one overall rating; --per-item one verdict per item.")
     given = load_rubric(rubric) if rubric is not None else None
+    model = engine.model  # the judge for `llm` items; not needed when every item is checked without a model
     if model is None:
         hint = "For example --model openai/gpt-4o-mini, or --model local."
         if implicit or per_item:
@@ -75,7 +69,7 @@ def score(
         if given is not None and given.judged:
             names = ", ".join(item.id for item in given.judged)
             raise UsageError(f"{rubric}: items {names} are decided by a judge (check: llm): give --model", hint=hint)
-    opts = o.io_options(input, output, fmt, mapping, preset, split, on_error, rejects)
+    opts = io
     requires = gen.REQUIRES + (() if given is not None else ("rubric",))
     tally, by_group = _Gates(), GroupTally()
 
@@ -115,10 +109,7 @@ def score(
                                               per_item=per_item, implicit=implicit)
 
             try:
-                m.run_with_model(opts, fn, model=model, api_base=api_base, concurrency=concurrency, rpm=rpm,
-                                 tpm=tpm, max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache,
-                                 refresh=refresh, stats_json=stats_json, failed=seen, requires=requires,
-                                 label="rubric")
+                m.run_model(opts, engine, fn, failed=seen, requires=requires, label="rubric")
             except typer.Exit as exc:
                 if exc.exit_code != EXIT_FAILURE:
                     raise
@@ -173,21 +164,16 @@ def _report_groups(tally: Any, field: str, path: str | None) -> None:
 
 
 @rubric_app.command("author")
+@o.with_io
+@m.with_model
 def author(
-    input: o.Input = None,
-    model: m.Model = ...,
     min_items: Annotated[int, typer.Option("--min-items", min=1, help="Fewest criteria a rubric may have.")] = 7,
     max_items: Annotated[int, typer.Option("--max-items", min=1, help="Most criteria a rubric may have.")] = 20,
     template: Annotated[Optional[str], typer.Option(
         "--template", help="Jinja template for the author (default: rubricate's rubric_author).",
         show_default=False)] = None,
     temperature: m.Temperature = 0.0, top_p: m.TopP = None, max_tokens: m.MaxTokens = None, seed: m.Seed = None,
-    api_base: m.ApiBase = None, concurrency: m.Concurrency = 16, rpm: m.Rpm = None, tpm: m.Tpm = None,
-    max_retries: m.MaxRetries = 5, timeout: m.Timeout = 120.0, cache: m.CachePath = None,
-    no_cache: m.NoCache = False, refresh: m.Refresh = False, stats_json: m.StatsJson = None,
-    output: o.Output = None, fmt: o.Format = None, mapping: o.Map = None, preset: o.Preset = None,
-    split: o.Split = None, on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None,
-    debug: o.Debug = False,
+    *, io: o.Options, engine: m.ModelSettings,
 ) -> None:
     """Write a rubric for each record into its `rubric` field, from its problem and reference (RaR's recipe)."""
     from rubricate.errors import UsageError
@@ -204,8 +190,5 @@ def author(
         return await gen.author_record(record, llm, template=tmpl, repair=repair, params=params,
                                        min_items=min_items, max_items=max_items)
 
-    m.run_with_model(o.io_options(input, output, fmt, mapping, preset, split, on_error, rejects), fn,
-                     model=model, api_base=api_base, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                     max_retries=max_retries, timeout=timeout, cache=cache, no_cache=no_cache, refresh=refresh,
-                     stats_json=stats_json, failed=lambda r: "error" in r["rubric"], requires=gen.REQUIRES,
-                     label="rubric author")
+    m.run_model(io, engine, fn, failed=lambda r: "error" in r["rubric"], requires=gen.REQUIRES,
+                label="rubric author")
