@@ -107,6 +107,22 @@ def run(opts: Options, transform: Transform, *, requires: tuple[str, ...] = (),
     return summary
 
 
+def consume(opts: Options, fn: Callable[[dict], None]) -> Summary:
+    """Read every record into `fn` (a summary, an evaluation) with no output but the rejects."""
+    summary = Summary(rejects_path=opts.rejects_path())
+    rejects = Sink(summary.rejects_path) if summary.rejects_path else None
+    try:
+        for record in read_records(opts, summary, rejects):
+            fn(record)
+        if rejects is not None:
+            rejects.commit()
+    except BaseException:
+        if rejects is not None:
+            rejects.abort()
+        raise
+    return summary
+
+
 def each(fn: Callable[[dict], dict]) -> Transform:
     """A transform from a per-record function, for generators that need no model."""
     def transform(records: Iterable[dict]) -> Iterator[dict]:

@@ -25,25 +25,12 @@ def processbench(
     """ProcessBench's metric: accuracy on erroneous and on correct samples, and their F1, by subset and generator."""
     from rubricate.errors import UsageError
     from rubricate.evaluation.processbench import Evaluation
-    from rubricate.formats.write import Sink
-    from rubricate.pipeline import Summary, read_records
+    from rubricate.pipeline import consume
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", source):
         raise UsageError(f"--from {source!r}: name a feedback entry (step_labels, critique, ...)")
-    if on_error is o.OnError.skip and rejects is None:
-        raise UsageError("eval --on-error skip needs --rejects FILE")
-    opts = o.io_options(input, None, None, mapping, preset, split, on_error, rejects)
-    ev, summary = Evaluation(source), Summary(rejects_path=rejects)
-    sink = Sink(rejects) if rejects else None
-    try:
-        for record in read_records(opts, summary, sink):
-            ev.add(record)
-        if sink is not None:
-            sink.commit()
-    except BaseException:
-        if sink is not None:
-            sink.abort()
-        raise
+    ev = Evaluation(source)
+    summary = consume(o.io_options(input, None, None, mapping, preset, split, on_error, rejects), ev.add)
     result = ev.summary()
     result["rejected"] = summary.rejected
     if as_json:

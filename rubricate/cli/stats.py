@@ -15,25 +15,11 @@ def stats(
     on_error: o.OnErrorOpt = o.OnError.fail, rejects: o.Rejects = None, debug: o.Debug = False,
 ) -> None:
     """Summarise records: fields present, steps per trace, feedback kinds, outcome accuracy, errors."""
-    from rubricate.formats.write import Sink
-    from rubricate.pipeline import Summary, read_records
+    from rubricate.pipeline import consume
     from rubricate.stats import Stats
 
-    opts = o.io_options(input, None, None, mapping, preset, split, on_error, rejects)
-    if on_error is o.OnError.skip and rejects is None:
-        from rubricate.errors import UsageError
-        raise UsageError("stats --on-error skip needs --rejects FILE")
-    collected, summary = Stats(), Summary(rejects_path=rejects)
-    sink = Sink(rejects) if rejects else None
-    try:
-        for record in read_records(opts, summary, sink):
-            collected.add(record)
-        if sink is not None:
-            sink.commit()
-    except BaseException:
-        if sink is not None:
-            sink.abort()
-        raise
+    collected = Stats()
+    summary = consume(o.io_options(input, None, None, mapping, preset, split, on_error, rejects), collected.add)
     collected.rejected = summary.rejected
     result = collected.summary()
     if as_json:
