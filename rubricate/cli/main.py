@@ -19,6 +19,7 @@ from rubricate.cli.rubric import rubric_app
 from rubricate.cli.sample import sample
 from rubricate.cli.stats import stats
 from rubricate.cli.steps import steps
+from rubricate.cli.train import train_app
 from rubricate.cli.verify import verify
 from rubricate.errors import EXIT_INTERRUPTED, EXIT_USAGE, RubricateError
 
@@ -30,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich rendering doubles the time `--help` takes
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -46,6 +48,7 @@ app.command()(generate)
 app.add_typer(eval_app, name="eval")
 app.command()(stats)
 app.command()(export)
+app.add_typer(train_app, name="train")
 
 
 def _version(value: bool) -> None:
