@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -149,6 +150,10 @@ def save_to_disk(splits: dict[str, list[dict]], folder: str) -> None:
         raise UsageError(f"-o {folder}: exists and is not a datasets folder; not overwriting it")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if not sys.stderr.isatty():
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()  # tqdm bars are noise in a pipeline's or a CI log's stderr
     try:
         dataset_dict(splits).save_to_disk(str(tmp / "data"))
         if target.exists():
