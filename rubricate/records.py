@@ -67,6 +67,15 @@ def provenance(generator: str, *, params: dict[str, Any] | None = None, model: s
     }
 
 
+def model_provenance(generator: str, llm: Any, *, params: dict[str, Any], template: Any = None) -> Provenance:
+    """Provenance of an entry a model wrote: the --model string as given (the engine's `spec`), the
+    backend that served it, and the template (anything with `name` and `text`) it was asked with."""
+    return provenance(generator, model=getattr(llm, "spec", None) or getattr(llm, "model", None),
+                      backend=getattr(getattr(llm, "backend", None), "name", None),
+                      template=getattr(template, "name", None), template_text=getattr(template, "text", None),
+                      params=params)
+
+
 def set_feedback(record: dict, kind: str, entry: dict) -> dict:
     """Add or replace one feedback entry, leaving every other kind alone."""
     feedback = record.get("feedback")

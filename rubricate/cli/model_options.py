@@ -96,8 +96,7 @@ def run_model(io: Any, engine: ModelSettings, fn: Callable[[dict, Any], Awaitabl
     async def setup() -> Any:
         backend = make_backend(engine.model, api_base=engine.api_base, timeout=engine.timeout,
                                concurrency=engine.concurrency)
-        llm = Engine(backend, config)
-        llm.spec = engine.model
+        llm = Engine(backend, config, spec=engine.model)
         engines.append(llm)
         return llm
 

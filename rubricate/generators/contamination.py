@@ -26,7 +26,7 @@ from rubricate.answers import answer_text, compare, extract_answer
 from rubricate.errors import RubricateError
 from rubricate.llm.types import FatalError, Request, RequestFailed
 from rubricate.prompts import Template
-from rubricate.records import provenance, set_feedback
+from rubricate.records import model_provenance, set_feedback
 
 KIND = "contamination"
 REQUIRES = ("problem",)
@@ -96,9 +96,7 @@ async def probe_record(record: dict, llm: Any, *, fraction: float, template: Tem
     """Set feedback.contamination. Failed requests leave `error`; what did come back is kept."""
     params = {"fraction": fraction, "temperature": 0, "completion_tokens": completion_tokens,
               "answer": ask_answer, "answer_tokens": answer_tokens}
-    prov = provenance(KIND, model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None),
-                      template=template.name, template_text=template.text, params=params)
+    prov = model_provenance(KIND, llm, template=template, params=params)
     entry: dict[str, Any] = {"fraction": fraction, "prefix_words": None, "words": None, "cut": None,
                              "completion": None, "exact_match": None, "rouge_l": None, "answer": None}
     split = split_problem(record["problem"], fraction)

@@ -28,10 +28,10 @@ from rubricate.answers import answer_text
 from rubricate.errors import RubricateError, UsageError
 from rubricate.generators.outcome import verify_record
 from rubricate.generators.steps import segment_record
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate import prompts
 from rubricate.prompts import Template, render_chat, variables
-from rubricate.records import provenance, response_text, set_feedback
+from rubricate.records import model_provenance, provenance, response_text, set_feedback
 
 KIND = "critique"
 REQUIRES = ("problem",)
@@ -211,9 +211,7 @@ def template_values(record: dict, outcome: dict | None) -> dict[str, Any]:
 
 
 def _model_provenance(llm: Any, template: Template, params: dict[str, Any]) -> dict:
-    return provenance(KIND, model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None),
-                      template=template.name, template_text=template.text, params=params)
+    return model_provenance(KIND, llm, template=template, params=params)
 
 
 async def cot_record(record: dict, llm: Any, *, template: Template, repair: Template, params: dict[str, Any],
@@ -239,12 +237,8 @@ async def cot_record(record: dict, llm: Any, *, template: Template, repair: Temp
         readings = await asyncio.gather(*(
             _read(llm, raw, i, messages, system, params, repair, n_steps, fields)
             for i, raw in enumerate(completion.texts)))
-    except RequestFailed as exc:
-        entry["error"] = {"reason": exc.reason, "raw": None, "attempts": exc.attempts}
-    except FatalError:
-        raise  # no record can succeed: stop the run with the provider's message
-    except RubricateError as exc:
-        entry["error"] = {"reason": exc.message, "raw": None, "attempts": 0}
+    except (RequestFailed, RubricateError) as exc:
+        entry["error"] = failure(exc)
     else:
         _combine(entry, readings, samples)
     entry["provenance"] = prov

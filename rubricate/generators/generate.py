@@ -6,35 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from rubricate.errors import RubricateError
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template, variables
-from rubricate.records import provenance, set_feedback
+from rubricate.records import model_provenance, set_feedback
 
 REQUIRES = ("problem",)
-
-
-def failure(reason: str, attempts: int = 0) -> dict[str, Any]:
-    return {"reason": reason, "attempts": attempts}
 
 
 async def generate_record(record: dict, llm: Any, *, template: Template, into: str, params: dict[str, Any],
                           raw: bool = False, system: str | None = None) -> dict:
     """Render, ask, store. A failed request leaves `error` in the entry; the record goes on."""
-    prov = provenance("generate", model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None),
-                      template=template.name, template_text=template.text, params=params)
+    prov = model_provenance("generate", llm, template=template, params=params)
     entry: dict[str, Any] = {"provenance": prov}
     try:
         prompt = template.render(**variables(record))
         request = (Request(prompt=prompt, system=system, **params) if raw else
                    Request(messages=({"role": "user", "content": prompt},), system=system, **params))
         completion = await llm.complete(request)
-    except RequestFailed as exc:
-        entry["error"] = failure(exc.reason, exc.attempts)
-    except FatalError:
-        raise  # no record can succeed: stop the run with the provider's message
-    except RubricateError as exc:
-        entry["error"] = failure(exc.message)
+    except (RequestFailed, RubricateError) as exc:
+        entry["error"] = failure(exc)
     else:
         entry["text"] = completion.text
         if request.n > 1:

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from rubricate.errors import RubricateError
 from rubricate.generators.step_labels import KIND, entry, failed, labels_from_first_error, make_provenance, steps_of
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template, variables
 from rubricate.records import set_feedback
 
@@ -198,12 +198,9 @@ async def label_record(record: dict, llm: Any, *, template: Template, parse: str
         completion = await llm.complete(request)
         texts = [(parser.prefill or "") + t for t in completion.texts]
         read = await asyncio.gather(*(_read(t, i, n, llm, parser, prompt, params) for i, t in enumerate(texts)))
-    except RequestFailed as exc:
-        return set_feedback(record, into, failed(METHOD, n, exc.reason, prov, attempts=exc.attempts))
-    except FatalError:
-        raise  # no record can succeed: stop the run with the provider's message
-    except RubricateError as exc:
-        return set_feedback(record, into, failed(METHOD, n, exc.message, prov))
+    except (RequestFailed, RubricateError) as exc:
+        error = failure(exc)
+        return set_feedback(record, into, failed(METHOD, n, error["reason"], prov, attempts=error["attempts"]))
     judgements = [j for j, _ in read if j is not None]
     notes = [note for _, note in read]
     details: dict[str, Any] = {

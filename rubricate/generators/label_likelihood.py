@@ -32,7 +32,7 @@ from typing import Any
 from rubricate.answers import answer_text
 from rubricate.errors import RubricateError
 from rubricate.generators.step_labels import KIND, entry, failed, first_below, make_provenance, prefix_text, steps_of
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template, variables
 from rubricate.records import set_feedback
 
@@ -75,12 +75,9 @@ async def label_record(record: dict, llm: Any, *, template: Template, into: str 
         # All prefixes of one trace at once: they share their text, so a prefix cache reads it once.
         scored = await asyncio.gather(*(llm.complete(Request(prompt=p, score=answer))
                                         for p in prompts(record, head, n)))
-    except RequestFailed as exc:
-        return set_feedback(record, into, failed(METHOD, n, exc.reason, prov, attempts=exc.attempts))
-    except FatalError:
-        raise
-    except RubricateError as exc:
-        return set_feedback(record, into, failed(METHOD, n, exc.message, prov))
+    except (RequestFailed, RubricateError) as exc:
+        error = failure(exc)
+        return set_feedback(record, into, failed(METHOD, n, error["reason"], prov, attempts=error["attempts"]))
     logprobs = []
     for completion in scored:
         values = completion.token_logprobs or []

@@ -32,7 +32,7 @@ from rubricate.answers import answer_text, compare, extract_answer
 from rubricate.errors import RubricateError
 from rubricate.generators.step_labels import (KIND, entry, failed, labels_from_first_error, make_provenance,
                                               prefix_text, separator_after, steps_of)
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template, variables
 from rubricate.records import response_text, set_feedback
 
@@ -162,13 +162,10 @@ async def label_record(record: dict, llm: Any, *, template: Template, rollouts: 
             except StopIteration as done:
                 first = done.value
             labels = labels_from_first_error(first, n)
-    except RequestFailed as exc:
-        return set_feedback(record, into, failed(METHOD, n, exc.reason, prov, attempts=exc.attempts,
+    except (RequestFailed, RubricateError) as exc:
+        error = failure(exc)
+        return set_feedback(record, into, failed(METHOD, n, error["reason"], prov, attempts=error["attempts"],
                                                  details=_details(estimate, known, n, search, last)))
-    except FatalError:
-        raise
-    except RubricateError as exc:
-        return set_feedback(record, into, failed(METHOD, n, exc.message, prov))
     return set_feedback(record, into, entry(METHOD, labels, first, _details(estimate, known, n, search, last), prov))
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from rubricate.errors import RubricateError
 from rubricate.generators.critique import render_chat, template_values
 from rubricate.generators.outcome import verify_record
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template
-from rubricate.records import provenance, response_text, set_feedback
+from rubricate.records import model_provenance, response_text, set_feedback
 
 KIND = "refinement"
 REQUIRES = ("problem",)
@@ -58,10 +58,7 @@ async def refine_record(record: dict, llm: Any, *, template: Template, samples: 
     if critique is None:
         return record
     entry: dict[str, Any] = {"samples": [], "chosen": None, "critique_type": critique.get("type")}
-    prov = provenance(KIND, model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None),
-                      template=template.name, template_text=template.text,
-                      params={**params, "samples": samples, "fallback": fallback})
+    prov = model_provenance(KIND, llm, template=template, params={**params, "samples": samples, "fallback": fallback})
     try:
         outcome = record["feedback"].get("outcome")
         values = {**template_values(record, outcome if isinstance(outcome, dict) else None),
@@ -70,12 +67,8 @@ async def refine_record(record: dict, llm: Any, *, template: Template, samples: 
         system, prompt = render_chat(template, values)
         completion = await llm.complete(Request(messages=({"role": "user", "content": prompt},), system=system,
                                                 n=samples, **params))
-    except RequestFailed as exc:
-        entry["error"] = {"reason": exc.reason, "raw": None, "attempts": exc.attempts}
-    except FatalError:
-        raise  # no record can succeed: stop the run with the provider's message
-    except RubricateError as exc:
-        entry["error"] = {"reason": exc.message, "raw": None, "attempts": 0}
+    except (RequestFailed, RubricateError) as exc:
+        entry["error"] = failure(exc)
     else:
         finish = list(completion.finish_reasons) + [None] * (len(completion.texts) - len(completion.finish_reasons))
         entry["samples"] = [verify_text(record, text, reason, fallback=fallback, timeout=timeout)

@@ -26,7 +26,7 @@ from rubricate.errors import RubricateError
 from rubricate.llm.types import FatalError, Request, RequestFailed
 from rubricate import prompts
 from rubricate.prompts import Template, variables
-from rubricate.records import provenance, response_text, set_feedback
+from rubricate.records import model_provenance, provenance, response_text, set_feedback
 from rubricate.rubrics import (Item, Rubric, RubricError, check_item, explicit_score, gate, implicit_score,
                                rubric_of)
 
@@ -300,9 +300,7 @@ async def score_record(record: dict, llm: Any, *, rubric: Rubric | None, templat
     """feedback.rubric with a judge `llm` for the `llm` items (or for one overall rating)."""
     mode = "implicit" if implicit else "explicit"
     template = templates.implicit if implicit else templates.item if per_item else templates.judge
-    prov = provenance(KIND, model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None), template=template.name,
-                      template_text=template.text, params={**params, "per_item": per_item, "implicit": implicit})
+    prov = model_provenance(KIND, llm, template=template, params={**params, "per_item": per_item, "implicit": implicit})
     entry, rub, text = _start(record, rubric, mode, prov)
     if rub is None:
         return set_feedback(record, KIND, entry)

@@ -19,9 +19,9 @@ from typing import Any
 from rubricate.answers import answer_text
 from rubricate.errors import RubricateError
 from rubricate.generators.rubric import json_value, render_chat
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template, variables
-from rubricate.records import provenance
+from rubricate.records import model_provenance
 from rubricate.rubrics import RubricError, parse_rubric
 
 KIND = "rubric"  # writes the record's `rubric` field, not a feedback entry
@@ -112,9 +112,7 @@ def template_values(record: dict, min_items: int, max_items: int) -> dict[str, A
 async def author_record(record: dict, llm: Any, *, template: Template, repair: Template, params: dict[str, Any],
                         min_items: int = 7, max_items: int = 20) -> dict:
     """Write `record["rubric"]`: the authored rubric with its provenance, or {error, provenance}."""
-    prov = provenance("rubric_author", model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None), template=template.name,
-                      template_text=template.text, params={**params, "min_items": min_items, "max_items": max_items})
+    prov = model_provenance("rubric_author", llm, template=template, params={**params, "min_items": min_items, "max_items": max_items})
     values = template_values(record, min_items, max_items)
     has_reference = values["reference_answer"] is not None
     error: dict[str, Any] | None = None
@@ -138,12 +136,8 @@ async def author_record(record: dict, llm: Any, *, template: Template, repair: T
                 if data is None:
                     error = {"reason": f"{'; '.join(second)} (after one repair; first answer: {'; '.join(problems)})",
                              "raw": again, "attempts": 2}
-    except RequestFailed as exc:
-        error = {"reason": exc.reason, "raw": None, "attempts": exc.attempts}
-    except FatalError:
-        raise  # no record can succeed: stop the run with the provider's message
-    except RubricateError as exc:
-        error = {"reason": exc.message, "raw": None, "attempts": 0}
+    except (RequestFailed, RubricateError) as exc:
+        error = failure(exc)
     if error is not None or data is None:
         record["rubric"] = {"error": error, "provenance": prov}
     else:

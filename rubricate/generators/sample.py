@@ -7,9 +7,9 @@ import copy
 from typing import Any
 
 from rubricate.errors import RubricateError
-from rubricate.llm.types import FatalError, Request, RequestFailed
+from rubricate.llm.types import Request, RequestFailed, failure
 from rubricate.prompts import Template, variables
-from rubricate.records import provenance
+from rubricate.records import model_provenance
 
 REQUIRES = ("problem",)
 
@@ -21,9 +21,7 @@ async def sample_record(record: dict, llm: Any, *, template: Template, n: int, p
     A failed request still gives its n records, with `response: null` and the error in
     `meta.rollout.error`, so nothing is dropped.
     """
-    prov = provenance("sample", model=getattr(llm, "spec", None) or llm.model,
-                      backend=getattr(getattr(llm, "backend", None), "name", None),
-                      template=template.name, template_text=template.text, params={**params, "n": n})
+    prov = model_provenance("sample", llm, template=template, params={**params, "n": n})
     texts: list[str | None] = [None] * n
     finish: list[str | None] = [None] * n
     error = None
@@ -34,12 +32,8 @@ async def sample_record(record: dict, llm: Any, *, template: Template, n: int, p
         completion = await llm.complete(request)
         texts = list(completion.texts) + [None] * (n - len(completion.texts))
         finish = list(completion.finish_reasons) + [None] * (n - len(completion.finish_reasons))
-    except RequestFailed as exc:
-        error = {"reason": exc.reason, "attempts": exc.attempts}
-    except FatalError:
-        raise  # no record can succeed: stop the run with the provider's message
-    except RubricateError as exc:
-        error = {"reason": exc.message, "attempts": 0}
+    except (RequestFailed, RubricateError) as exc:
+        error = failure(exc)
     group = record.get("group") if record.get("group") is not None else record["id"]
     rollouts = []
     for k in range(n):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from rubricate.generators.steps import segment_record
-from rubricate.records import Provenance, provenance
+from rubricate.records import model_provenance, Provenance
 
 KIND = "step_labels"
 GENERATOR = "step_labels"
@@ -83,13 +83,7 @@ def first_below(labels: list[float | None], threshold: float) -> int:
 
 
 def make_provenance(method: str, llm: Any = None, *, params: dict[str, Any], template: Any = None) -> Provenance:
-    model = backend = None
-    if llm is not None:
-        model = getattr(llm, "spec", None) or getattr(llm, "model", None)
-        backend = getattr(getattr(llm, "backend", None), "name", None)
-    return provenance(GENERATOR, model=model, backend=backend,
-                      template=getattr(template, "name", None), template_text=getattr(template, "text", None),
-                      params={"method": method, **params})
+    return model_provenance(GENERATOR, llm, template=template, params={"method": method, **params})
 
 
 def entry(method: str, labels: list[float | None], first_error_step: int, details: dict[str, Any],

@@ -37,8 +37,10 @@ def estimate_tokens(request: Request) -> int:
 
 
 class Engine:
-    def __init__(self, backend: Backend, config: EngineConfig | None = None, *, cache: Cache | None = None):
+    def __init__(self, backend: Backend, config: EngineConfig | None = None, *, cache: Cache | None = None,
+                 spec: str | None = None):
         self.backend = backend
+        self.spec = spec or backend.model  # the --model string as the user gave it, for provenance
         self.config = config or EngineConfig()
         self.cache = cache if cache is not None else (
             Cache(self.config.cache_path) if self.config.use_cache else None)

@@ -144,6 +144,16 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def failure(exc: Exception) -> dict[str, Any]:
+    """The `error` a record keeps when its model call could not be made or answered: the reason and
+    the attempts. A FatalError is raised again instead: no record can succeed, so the run stops."""
+    if isinstance(exc, FatalError):
+        raise exc
+    if isinstance(exc, RequestFailed):
+        return {"reason": exc.reason, "raw": None, "attempts": exc.attempts}
+    return {"reason": getattr(exc, "message", str(exc)), "raw": None, "attempts": 0}
+
+
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """Seconds a `Retry-After` (or `retry-after-ms`) header asks for; None when absent or unreadable."""
     if not headers:

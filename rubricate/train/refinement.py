@@ -116,8 +116,7 @@ class ModelCritic:
 
         engine = Engine(make_backend(self.model, api_base=self.api_base, timeout=self.timeout,
                                      concurrency=self.concurrency),
-                        EngineConfig(concurrency=self.concurrency, timeout=self.timeout))
-        engine.spec = self.model
+                        EngineConfig(concurrency=self.concurrency, timeout=self.timeout), spec=self.model)
         return engine
 
     def __call__(self, rollouts: list[Rollout]) -> list[str | None]:

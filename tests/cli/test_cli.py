@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from helpers import EXAMPLES, ROOT, run_process, write_jsonl
 

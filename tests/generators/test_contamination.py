@@ -3,17 +3,16 @@ test server that has "memorised" chosen MATH-500 problems."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
+
+from helpers import through_engine
 
 from rubricate import schemas
 from rubricate.formats.mapping import Mapper
 from rubricate.generators.contamination import (compare_continuation, completion_budget, lcs_length, probe_record,
                                                 rouge_l, rouge_tokens, split_problem)
-from rubricate.llm.backends import make_backend
-from rubricate.llm.engine import Engine, EngineConfig
 from rubricate.prompts import bundled
 
 MODEL = "openai/fake-model"
@@ -49,17 +48,8 @@ def memorising_model(server, records, memorised=MEMORISED) -> None:
 
 
 def probe(server, records, **kw) -> list[dict]:
-    async def go():
-        engine = Engine(make_backend(MODEL, api_base=server.openai_base, timeout=10),
-                        EngineConfig(backoff_base=0.01, use_cache=False, max_retries=1))
-        engine.spec = MODEL
-        try:
-            return await asyncio.gather(*(probe_record(r, engine, template=bundled("contamination_answer"),
-                                                       **{"fraction": 0.6, **kw}) for r in records))
-        finally:
-            await engine.aclose()
-
-    return asyncio.run(go())
+    return through_engine(server, records, lambda r, engine: probe_record(r, engine, template=bundled("contamination_answer"), **{"fraction": 0.6, **kw}),
+                          model=MODEL, max_retries=1)
 
 
 def valid(record: dict) -> dict:

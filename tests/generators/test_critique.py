@@ -4,20 +4,17 @@ ProcessBench GSM8K traces."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
 
 import pytest
 
-from helpers import EXAMPLES
+from helpers import EXAMPLES, through_engine
 from rubricate import schemas
 from rubricate.formats.mapping import Mapper
 from rubricate.generators import critique as gen
 from rubricate.generators.critique import ParseError, cot_record, parse, simple_record
-from rubricate.llm.backends import make_backend
-from rubricate.llm.engine import Engine, EngineConfig
 from rubricate.llm.types import FatalError
 from rubricate.prompts import bundled
 
@@ -43,18 +40,9 @@ def valid(record: dict) -> dict:
 
 def judge(server, records, *, template="critique_cot", max_retries=2, **kw) -> list[dict]:
     """cot_record over the records through a real engine and SDK against the scripted server."""
-    async def go():
-        engine = Engine(make_backend(MODEL, api_base=server.openai_base, timeout=10),
-                        EngineConfig(backoff_base=0.01, use_cache=False, max_retries=max_retries))
-        engine.spec = MODEL
-        try:
-            return await asyncio.gather(*(cot_record(r, engine, template=bundled(template),
-                                                     repair=bundled("critique_repair"), params={}, **kw)
-                                          for r in records))
-        finally:
-            await engine.aclose()
-
-    return asyncio.run(go())
+    return through_engine(server, records, lambda r, engine: cot_record(
+        r, engine, template=bundled(template), repair=bundled("critique_repair"), params={}, **kw),
+        model=MODEL, max_retries=max_retries)
 
 
 def answer(step: int | None, verdict: str, directive: str = "Recompute that step from the problem's numbers.",

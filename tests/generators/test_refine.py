@@ -3,19 +3,16 @@ response, and its choice among them; the policy is scripted on the test server."
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 
 import pytest
 
-from helpers import EXAMPLES
+from helpers import EXAMPLES, through_engine
 from rubricate import schemas
 from rubricate.formats.mapping import Mapper
 from rubricate.generators.critique import simple_record
 from rubricate.generators.refine import choose, refine_record
-from rubricate.llm.backends import make_backend
-from rubricate.llm.engine import Engine, EngineConfig
 from rubricate.prompts import bundled
 
 MODEL = "openai/fake-model"
@@ -29,17 +26,8 @@ def critiqued(n: int, kind: str = "ground-truth") -> list[dict]:
 
 
 def policy(server, records, *, samples=1, max_retries=2, **kw) -> list[dict]:
-    async def go():
-        engine = Engine(make_backend(MODEL, api_base=server.openai_base, timeout=10),
-                        EngineConfig(backoff_base=0.01, use_cache=False, max_retries=max_retries))
-        engine.spec = MODEL
-        try:
-            return await asyncio.gather(*(refine_record(r, engine, template=bundled("refine"), samples=samples,
-                                                        params={}, **kw) for r in records))
-        finally:
-            await engine.aclose()
-
-    return asyncio.run(go())
+    return through_engine(server, records, lambda r, engine: refine_record(r, engine, template=bundled("refine"), samples=samples, params={}, **kw),
+                          model=MODEL, max_retries=max_retries)
 
 
 def refinement(record: dict) -> dict:

@@ -4,18 +4,15 @@ with the example GSM8K rubric; explicit and implicit aggregation."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
 import pytest
 
-from helpers import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT, through_engine
 from rubricate import schemas
 from rubricate.formats.mapping import Mapper
 from rubricate.generators.rubric import bundled_templates, read_rating, read_verdicts, score_record
-from rubricate.llm.backends import make_backend
-from rubricate.llm.engine import Engine, EngineConfig
 from rubricate.llm.types import FatalError
 from rubricate.rubrics import load_rubric, parse_rubric
 
@@ -47,17 +44,8 @@ def first_ask(req: dict) -> bool:
 
 
 def score(server, records, *, rubric=RUBRIC, max_retries=2, **kw) -> list[dict]:
-    async def go():
-        engine = Engine(make_backend(MODEL, api_base=server.openai_base, timeout=10),
-                        EngineConfig(backoff_base=0.01, use_cache=False, max_retries=max_retries))
-        engine.spec = MODEL
-        try:
-            return await asyncio.gather(*(score_record(r, engine, rubric=rubric, templates=bundled_templates(),
-                                                       params={"temperature": 0.0}, **kw) for r in records))
-        finally:
-            await engine.aclose()
-
-    return asyncio.run(go())
+    return through_engine(server, records, lambda r, engine: score_record(r, engine, rubric=rubric, templates=bundled_templates(), params={"temperature": 0.0}, **kw),
+                          model=MODEL, max_retries=max_retries)
 
 
 def valid(record: dict) -> dict:

@@ -3,15 +3,14 @@ against the rubric file schema, repaired once, and usable by `rubric` as it stan
 
 from __future__ import annotations
 
-import asyncio
 import json
+
+from helpers import through_engine
 
 from rubricate import schemas
 from rubricate.formats.mapping import Mapper
 from rubricate.generators.rubric import score_static
 from rubricate.generators.rubric_author import author_record, read_rubric
-from rubricate.llm.backends import make_backend
-from rubricate.llm.engine import Engine, EngineConfig
 from rubricate.prompts import bundled
 from rubricate.rubrics import parse_rubric
 
@@ -37,18 +36,8 @@ def good_items(answer: str, n: int = 8) -> list[dict]:
 
 
 def author(server, records, **kw) -> list[dict]:
-    async def go():
-        engine = Engine(make_backend(MODEL, api_base=server.openai_base, timeout=10),
-                        EngineConfig(backoff_base=0.01, use_cache=False, max_retries=1))
-        engine.spec = MODEL
-        try:
-            return await asyncio.gather(*(author_record(r, engine, template=bundled("rubric_author"),
-                                                        repair=bundled("rubric_author_repair"), params={}, **kw)
-                                          for r in records))
-        finally:
-            await engine.aclose()
-
-    return asyncio.run(go())
+    return through_engine(server, records, lambda r, engine: author_record(r, engine, template=bundled("rubric_author"), repair=bundled("rubric_author_repair"), params={}, **kw),
+                          model=MODEL, max_retries=1)
 
 
 def test_an_authored_rubric_is_valid_and_scores_the_record(llm_server, shared_data):

