@@ -14,9 +14,11 @@ from typing import Any, Iterator
 SCHEMA_BASE = "https://rubricate.dev/schemas/"
 
 
-def names() -> list[str]:
-    return sorted(p.name.removesuffix(".schema.json") for p in resources.files(__name__).iterdir()
-                  if p.name.endswith(".schema.json"))
+@lru_cache(maxsize=1)
+def names() -> tuple[str, ...]:
+    # Cached: errors() asks for every record that carries feedback, and listing the folder is I/O.
+    return tuple(sorted(p.name.removesuffix(".schema.json") for p in resources.files(__name__).iterdir()
+                        if p.name.endswith(".schema.json")))
 
 
 @lru_cache(maxsize=None)
