@@ -24,7 +24,10 @@ def test_round_trip_every_output_format(tmp_path, name):
     assert sink.count == 2
     # Only the final file is left: no temporary names.
     assert [p.name for p in path.parent.iterdir()] == [name]
-    assert oct(path.stat().st_mode & 0o777) != oct(0o600) or os.umask(0o022) == 0o077
+    # The file gets the permissions any new file gets (umask), not the temporary file's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_failed_run_leaves_nothing_under_the_final_name(tmp_path):
