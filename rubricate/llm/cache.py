@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -50,11 +51,20 @@ class Cache:
         # isolation_level=None: autocommit, each put is its own transaction and durable at once.
         self._db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None,
                                    check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                         "created REAL NOT NULL)")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Switching a new file to WAL takes an exclusive lock that SQLite may refuse at once, without
+        # its busy handler, when another process is opening the same new cache: try again briefly.
+        for attempt in range(100):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, "
+                                 "value TEXT NOT NULL, created REAL NOT NULL)")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05 + 0.05 * random.random())
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()

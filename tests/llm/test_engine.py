@@ -211,10 +211,11 @@ def test_cache_is_shared_between_processes(tmp_path):
     code = ("import sys; from rubricate.llm.cache import Cache; from rubricate.llm.types import Completion;"
             "c = Cache(sys.argv[1]);"
             "[c.put(f'{sys.argv[2]}-{i}', Completion(texts=[str(i)])) for i in range(200)]")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), tag]) for tag in "ab"]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    # Four processes open the same new file at once: the first-use race is the one that bites.
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), tag]) for tag in "abcd"]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     with Cache(path) as cache:
-        assert len(cache) == 400
+        assert len(cache) == 800
         assert cache.get("b-199").texts == ["199"] and cache.get("b-199").cached
 
 
